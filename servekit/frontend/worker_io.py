@@ -1,0 +1,63 @@
+"""Async I/O with one worker process: framed messages on its socket, its output into the model log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+
+from servekit import protocol
+
+model_log = logging.getLogger("MODEL_LOG")
+model_metrics = logging.getLogger("MODEL_METRICS")
+
+
+class WorkerConnection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, frame_limit: int):
+        self._reader = reader
+        self._writer = writer
+        self._frame_limit = frame_limit
+
+    @classmethod
+    async def open(cls, sock: socket.socket, max_response_size: int) -> "WorkerConnection":
+        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=1 << 20)
+        # A reply frame holds a whole batch; bodies themselves are checked against the limit later.
+        return cls(reader, writer, frame_limit=max(64 * max_response_size, 1 << 26))
+
+    def send(self, msg: protocol.Message) -> None:
+        # Batches are small next to the socket buffer and the worker reads them eagerly, so
+        # write() without awaiting drain() is safe and saves a scheduling round per batch.
+        self._writer.write(protocol.encode(msg))
+
+    async def read(self) -> protocol.Message:
+        header = await self._reader.readexactly(protocol.HEADER.size)
+        payload = await self._reader.readexactly(protocol.frame_length(header, self._frame_limit))
+        return protocol.decode_payload(payload)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+async def pump_output(fd: int, thread_name: str, level: int) -> None:
+    """Copy a worker's stdout/stderr into the model log, line by line, until the pipe closes."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    pipe = os.fdopen(fd, "rb", 0)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    extra = {"worker_thread": thread_name}
+    try:
+        while True:
+            try:
+                line = await reader.readline()
+            except ValueError:  # a line longer than the limit: skip the rest of it
+                continue
+            if not line:
+                return
+            text = line.decode("utf-8", "replace").rstrip("\n")
+            if text.startswith("[METRICS]"):
+                model_metrics.info("%s", text[len("[METRICS]"):], extra=extra)
+            else:
+                model_log.log(level, "%s", text, extra=extra)
+    finally:
+        transport.close()
