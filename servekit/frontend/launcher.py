@@ -17,6 +17,7 @@ from typing import Protocol
 
 from servekit import protocol
 from servekit.protocol import ChildExited, Forked, ForkWorker
+from servekit.frontend.worker_io import background
 
 log = logging.getLogger("servekit.launcher")
 
@@ -72,7 +73,7 @@ class SpawnLauncher:
             os.close(out_w)
             os.close(err_w)
         exit_code: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        asyncio.ensure_future(_forward_exit(proc, exit_code))
+        background(_forward_exit(proc, exit_code))
         return WorkerProcess(proc.pid, out_r, err_r, exit_code)
 
     async def close(self) -> None:

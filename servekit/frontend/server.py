@@ -104,9 +104,10 @@ async def serve(config: Config) -> int:
         log.info("Shutting down")
         return 0
     finally:
+        # Models first: requests still waiting get their 503 before the listeners close.
+        await manager.shutdown()
         for runner in runners:
             await runner.cleanup()
-        await manager.shutdown()
         await launcher.close()
         shutil.rmtree(workdir, ignore_errors=True)
         log.info("servekit stopped.")

@@ -22,7 +22,7 @@ from servekit import protocol
 from servekit.errors import ServekitError
 from servekit.frontend.batcher import Batcher, Job
 from servekit.frontend.launcher import Launcher, WorkerProcess, WorkerSpec
-from servekit.frontend.worker_io import WorkerConnection, pump_output
+from servekit.frontend.worker_io import WorkerConnection, background, pump_output
 from servekit.protocol import Batch, BatchResult, Hello, LoadModel, LoadResult
 
 log = logging.getLogger("servekit.worker")
@@ -186,8 +186,8 @@ class Worker:
         return conn
 
     def _pump_logs(self, process: WorkerProcess) -> None:
-        asyncio.ensure_future(pump_output(process.stdout_fd, f"{self.name}-stdout", logging.INFO))
-        asyncio.ensure_future(pump_output(process.stderr_fd, f"{self.name}-stderr", logging.WARNING))
+        background(pump_output(process.stdout_fd, f"{self.name}-stdout", logging.INFO))
+        background(pump_output(process.stderr_fd, f"{self.name}-stderr", logging.WARNING))
 
     async def _load(self, conn: WorkerConnection) -> None:
         conn.send(self.config.load)
@@ -208,20 +208,23 @@ class Worker:
 
     async def _serve(self, conn: WorkerConnection) -> None:
         while not self._stopping:
-            self._waiting = asyncio.ensure_future(self.batcher.next_batch(self.others_busy))
+            self._waiting = waiting = asyncio.ensure_future(self.batcher.next_batch(self.others_busy))
             try:
-                jobs = await self._waiting
-            except asyncio.CancelledError:
-                if self._stopping:
-                    return
-                raise
+                await asyncio.wait({waiting, conn.closed}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 self._waiting = None
+            if not waiting.done():  # the process died while idle
+                waiting.cancel()
+                raise WorkerFailure("Backend worker died while idle", await self._death_status())
+            if waiting.cancelled():
+                return  # stop() cancelled the wait
+            jobs = waiting.result()
             self.busy, self._in_flight = True, jobs
             try:
                 await self._run_batch(conn, jobs)
             finally:
-                self.busy, self._in_flight = False, []
+                self.busy = False
+            self._in_flight = []  # on failure _on_failure still needs them
 
     async def _run_batch(self, conn: WorkerConnection, jobs: list[Job]) -> None:
         conn.send(Batch([job.request for job in jobs]))
@@ -230,7 +233,7 @@ class Worker:
         except asyncio.TimeoutError:
             log.error("%s: Backend worker did not respond in given time", self.name)
             raise WorkerFailure("response timeout") from None
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except ConnectionError:
             raise WorkerFailure("Backend worker connection closed", await self._death_status()) from None
         if not isinstance(reply, BatchResult):
             raise WorkerFailure(f"unexpected reply to a batch: {type(reply).__name__}")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import socket
+from typing import Any, Coroutine
 
 from servekit import protocol
 
@@ -13,11 +14,28 @@ model_log = logging.getLogger("MODEL_LOG")
 model_metrics = logging.getLogger("MODEL_METRICS")
 
 
+_background: set[asyncio.Task[Any]] = set()
+
+
+def background(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """Run a fire-and-forget task, keeping a reference: the loop holds tasks only weakly."""
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
 class WorkerConnection:
+    """Framed messages to and from one worker. A reader task watches the socket all the time,
+    so a worker that dies while idle is noticed at once, not when the next batch is sent."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, frame_limit: int):
         self._reader = reader
         self._writer = writer
         self._frame_limit = frame_limit
+        self._inbox: asyncio.Queue[protocol.Message | BaseException] = asyncio.Queue()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pump = background(self._read_forever())
 
     @classmethod
     async def open(cls, sock: socket.socket, max_response_size: int) -> "WorkerConnection":
@@ -31,11 +49,29 @@ class WorkerConnection:
         self._writer.write(protocol.encode(msg))
 
     async def read(self) -> protocol.Message:
-        header = await self._reader.readexactly(protocol.HEADER.size)
-        payload = await self._reader.readexactly(protocol.frame_length(header, self._frame_limit))
-        return protocol.decode_payload(payload)
+        item = await self._inbox.get()
+        if isinstance(item, BaseException):
+            self._inbox.put_nowait(item)  # every later read fails the same way
+            raise item
+        return item
+
+    async def _read_forever(self) -> None:
+        try:
+            while True:
+                header = await self._reader.readexactly(protocol.HEADER.size)
+                payload = await self._reader.readexactly(protocol.frame_length(header, self._frame_limit))
+                self._inbox.put_nowait(protocol.decode_payload(payload))
+        except asyncio.CancelledError:
+            self._inbox.put_nowait(ConnectionError("connection closed by the frontend"))
+            raise
+        except (OSError, asyncio.IncompleteReadError, protocol.ProtocolError) as exc:
+            self._inbox.put_nowait(exc if isinstance(exc, protocol.ProtocolError) else ConnectionError(str(exc)))
+        finally:
+            if not self.closed.done():
+                self.closed.set_result(None)
 
     def close(self) -> None:
+        self._pump.cancel()
         self._writer.close()
 
 
