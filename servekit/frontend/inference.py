@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from servekit.errors import ResourceNotFoundError, ServiceUnavailableError
+from servekit.errors import BadRequestError, ResourceNotFoundError, ServiceUnavailableError
 from servekit.frontend.app_keys import MANAGER, METRICS
 from servekit.frontend.batcher import Job, QueueFull
 from servekit.frontend.http import path_segments, request_id, status_response
@@ -79,10 +80,18 @@ async def _params(request: web.Request) -> list[InputParam]:
     if mime == "multipart/form-data":
         return await _multipart_params(request)
     if mime == "application/x-www-form-urlencoded":
-        form = await request.post()
-        return [InputParam(k, None, str(v).encode()) for k, v in form.items()]
+        return _urlencoded_params(await request.read())
     content_type = mime if request.headers.get("Content-Type") else None
     return [InputParam("body", content_type, await request.read())]
+
+
+def _urlencoded_params(body: bytes) -> list[InputParam]:
+    try:
+        fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise BadRequestError("Invalid form body: not UTF-8 url-encoded data. "
+                              "Send binary data with Content-Type: application/octet-stream.") from None
+    return [InputParam(k, None, v.encode()) for k, v in fields]
 
 
 async def _multipart_params(request: web.Request) -> list[InputParam]:

@@ -96,9 +96,12 @@ async def serve(config: Config) -> int:
         log.info("Token authorization is enabled; keys are in %s", tokens.key_file)
     runners: list[web.AppRunner] = []
     try:
-        for kind, app in build_apps(config, manager, tokens).items():
-            runners.append(await _bind(app, config.listener(kind)))
+        apps = build_apps(config, manager, tokens)
+        # As TorchServe: startup models are registered before the listeners bind, so a healthy
+        # /ping means they are known (their workers keep loading in the background).
         await load_startup_models(manager, config)
+        for kind, app in apps.items():
+            runners.append(await _bind(app, config.listener(kind)))
         print("Model server started.", flush=True)
         await _wait_for_stop()
         log.info("Shutting down")

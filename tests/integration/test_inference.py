@@ -125,3 +125,16 @@ def test_request_too_large_is_413(server: RunningServer) -> None:
     reply = call("POST", server.url("inference", "/predictions/echo"), b"x" * (6553500 + 10))
     assert reply.status == 413
     assert predict(server, "fine").status == 200
+
+
+def test_binary_body_sent_as_form_is_a_clear_400(server: RunningServer) -> None:
+    reply = call("POST", server.url("inference", "/predictions/echo"), b"\xff\xd8\xff\xe0binary",
+                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert_error(reply, 400, "BadRequestException")
+    assert predict(server, "fine").status == 200
+
+
+def test_urlencoded_fields_become_inputs(server: RunningServer) -> None:
+    reply = call("POST", server.url("inference", "/predictions/echo"), b"data=hello%20form&other=1",
+                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert reply.status == 200 and reply.json()["input"] == "hello form"
