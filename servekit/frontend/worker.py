@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import os
 import socket
 import time
 from dataclasses import dataclass, field
