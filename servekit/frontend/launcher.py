@@ -22,12 +22,8 @@ from servekit.frontend.worker_io import background
 log = logging.getLogger("servekit.launcher")
 
 
-@dataclass(frozen=True)
-class WorkerSpec:
-    sock_path: str
-    cwd: str
-    env: dict[str, str]
-    python_path: list[str]
+# What a worker process needs to start: socket path, cwd, environment, extra sys.path entries.
+WorkerSpec = ForkWorker
 
 
 @dataclass

@@ -23,7 +23,7 @@ from servekit.frontend.pool import PortCounter, WorkerPool, wait_loaded
 from servekit.frontend.registry import ModelRegistry, ModelVersion
 from servekit.frontend.worker import WorkerConfig
 from servekit.manifest import Manifest, read_manifest
-from servekit.protocol import LoadModel
+from servekit.protocol import LoadModel, LoadResult
 
 log = logging.getLogger("servekit.models")
 URL_PATTERN = re.compile(r"^(file|https?)://", re.IGNORECASE)
@@ -115,18 +115,22 @@ class ModelManager:
         )
 
     async def _start_initial_workers(self, model: ModelVersion, synchronous: bool) -> Outcome:
+        result = await self._scale_and_wait(model, synchronous)
+        if isinstance(result, Outcome):
+            return result
+        if result.code != 200:
+            log.error("Failed to start workers for %s: %s\n%s", model.name, result.message, result.detail)
+            await self._remove(model)
+            raise _start_failure(model.name, model.version, result.code)
+        return Outcome(200, f'Model "{model.name}" Version: {model.version} registered with {model.min_workers} initial workers')
+
+    async def _scale_and_wait(self, model: ModelVersion, synchronous: bool) -> Outcome | LoadResult:
+        """Reconcile the pool: 202 when asynchronous, else the first load failure, a 206, or a 200 result."""
         new = await self._scale(model, model.min_workers, model.max_workers)
         if not synchronous:
             return Outcome(202, "Processing worker updates...")
         result = await wait_loaded(new, model.startup_timeout)
-        if result is None:
-            return Outcome(206, "Workers scaling in progress...")
-        if result.code != 200:
-            log.error("Failed to start workers for %s: %s\n%s", model.name, result.message, result.detail)
-            await self._remove(model)
-            status = 507 if result.code == 413 else result.code
-            raise ServekitError(f"Failed to start workers for model {model.name} version: {model.version}", status)
-        return Outcome(200, f'Model "{model.name}" Version: {model.version} registered with {model.min_workers} initial workers')
+        return Outcome(206, "Workers scaling in progress...") if result is None else result
 
     # --- scale ------------------------------------------------------------------------------
 
@@ -137,15 +141,11 @@ class ModelManager:
             raise InternalServerError(f"Invalid worker count: {min_w}")
         model = self.registry.get(name, version)
         model.min_workers, model.max_workers = min_w, max_w
-        new = await self._scale(model, min_w, max_w)
-        if not synchronous:
-            return Outcome(202, "Processing worker updates...")
-        result = await wait_loaded(new, model.startup_timeout)
-        if result is None:
-            return Outcome(206, "Workers scaling in progress...")
+        result = await self._scale_and_wait(model, synchronous)
+        if isinstance(result, Outcome):
+            return result
         if result.code != 200:
-            raise ServekitError(f"Failed to start workers for model {name} version: {version}",
-                                507 if result.code == 413 else result.code)
+            raise _start_failure(name, version, result.code)
         suffix = f", version: {version}" if version else ""
         return Outcome(200, f"Workers scaled to {min_w} for model: {name}{suffix}")
 
@@ -219,6 +219,12 @@ class ModelManager:
                 await self._remove(model)
             except ServekitError as exc:
                 log.error("Failed to unregister %s: %s", model.name, exc.message)
+
+
+def _start_failure(name: str, version: str | None, code: int) -> ServekitError:
+    # TorchServe prints a missing version literally as "null"; 413 from a worker is shown as 507.
+    return ServekitError(f"Failed to start workers for model {name} version: {version or 'null'}",
+                         507 if code == 413 else code)
 
 
 def _empty_model_section():  # type: ignore[no-untyped-def]
