@@ -173,7 +173,8 @@ class ModelManager:
             startup_timeout_s=model.startup_timeout, max_retry_timeout_s=model.max_retry_timeout,
             max_response_size=self.config.max_response_size,
         )
-        return WorkerPool(config, batcher, self._launcher, self._ports, self._sock_dir)
+        return WorkerPool(config, batcher, self._launcher, self._ports, self._sock_dir,
+                          self.config.unregister_model_timeout)
 
     def _worker_env(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -27,8 +27,10 @@ class PortCounter:
 
 
 class WorkerPool:
-    def __init__(self, config: WorkerConfig, batcher: Batcher, launcher: Launcher, ports: PortCounter, sock_dir: Path):
+    def __init__(self, config: WorkerConfig, batcher: Batcher, launcher: Launcher, ports: PortCounter, sock_dir: Path,
+                 stop_timeout_s: float = 120.0):
         self.config = config
+        self._stop_timeout_s = stop_timeout_s
         self.batcher = batcher
         self._launcher = launcher
         self._ports = ports
@@ -45,7 +47,7 @@ class WorkerPool:
         extras = self.workers[max_workers:] if max_workers < len(self.workers) else []
         self.workers = self.workers[: len(self.workers) - len(extras)] if extras else self.workers
         if extras:
-            await asyncio.gather(*(w.stop(timeout_s=120) for w in extras))
+            await asyncio.gather(*(w.stop(self._stop_timeout_s) for w in extras))
         return new
 
     def _start_worker(self) -> Worker:
