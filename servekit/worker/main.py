@@ -15,6 +15,7 @@ import sys
 import traceback
 
 from servekit import protocol
+from servekit.worker import ts_compat
 from servekit.protocol import Batch, BatchResult, Hello, LoadModel, LoadResult
 
 log = logging.getLogger("servekit.worker")
@@ -23,6 +24,7 @@ log = logging.getLogger("servekit.worker")
 def serve(sock_path: str) -> int:
     """Run one worker's whole life on the frontend socket at `sock_path`; returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
+    ts_compat.install()  # handlers written for TorchServe import `ts.*`
     print(f"[PID]{os.getpid()}", flush=True)
     print("Torch worker started.", flush=True)
     print(f"Python runtime: {platform.python_version()}", flush=True)

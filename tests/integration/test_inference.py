@@ -138,3 +138,18 @@ def test_urlencoded_fields_become_inputs(server: RunningServer) -> None:
     reply = call("POST", server.url("inference", "/predictions/echo"), b"data=hello%20form&other=1",
                  headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert reply.status == 200 and reply.json()["input"] == "hello form"
+
+
+def test_handler_written_for_torchserve_runs_unmodified(server: RunningServer) -> None:
+    from servekit.archiver import ModelArchiverConfig, generate_model_archive
+    from tests.integration.archives import ASSETS
+
+    generate_model_archive(ModelArchiverConfig(model_name="legacy", version="1.0", export_path=str(server.store),
+                                               handler=str(ASSETS / "ts_style_handler.py"), force=True))
+    reply = call("POST", server.url("management", "/models?url=legacy.mar&initial_workers=1"), headers=server.auth)
+    assert reply.status == 200, reply.body
+    ok = predict(server, "hi", model="legacy")
+    assert ok.status == 200 and ok.json() == {"handler": "LegacyHandler", "model": "legacy"}
+    assert_error(predict(server, "legal", model="legacy"), 451, "InternalServerException",
+                 "Unavailable for legal reasons")
+    assert call("DELETE", server.url("management", "/models/legacy"), headers=server.auth).status == 200
