@@ -94,7 +94,7 @@ class ModelManager:
         raise ModelNotFoundError(f"Model not found at: {url}")
 
     def _describe_archive(self, req: RegisterRequest, model_dir: Path, startup: bool) -> ModelVersion:
-        manifest = read_manifest(model_dir) or Manifest(model=_empty_model_section())
+        manifest = read_manifest(model_dir) or Manifest()
         section = manifest.model
         if req.model_name:
             section.model_name = req.model_name
@@ -226,12 +226,6 @@ def _start_failure(name: str, version: str | None, code: int) -> ServekitError:
     # TorchServe prints a missing version literally as "null"; 413 from a worker is shown as 507.
     return ServekitError(f"Failed to start workers for model {name} version: {version or 'null'}",
                          507 if code == 413 else code)
-
-
-def _empty_model_section():  # type: ignore[no-untyped-def]
-    from servekit.manifest import ModelSection
-
-    return ModelSection()
 
 
 def _python_path(model: ModelVersion) -> list[str]:
